@@ -1,0 +1,15 @@
+import { createMiddleware } from "hono/factory";
+import { ProblemError } from "../problem.ts";
+
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
+
+/** Rejects a body that is not declared as JSON with 415 before anything reads it. */
+export const requireJson = createMiddleware(async function requireJson(c, next) {
+  const mediaType = (c.req.header("content-type") ?? "").split(";")[0]?.trim() ?? "";
+  if (!JSON_MEDIA_TYPE.test(mediaType)) {
+    throw new ProblemError("unsupported_media_type", {
+      detail: `Content-Type must be application/json, got ${mediaType ? JSON.stringify(mediaType) : "none"}`,
+    });
+  }
+  await next();
+});

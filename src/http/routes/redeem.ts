@@ -1,0 +1,51 @@
+import { Hono, type MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { type RedeemDeps, redeem } from "../../repository/redeem.ts";
+import type { AppEnv } from "../context.ts";
+import { requireJson } from "../middleware/require-json.ts";
+import { ProblemError } from "../problem.ts";
+import { redeemBody, redeemParam } from "../schemas.ts";
+import { validate } from "../validate.ts";
+
+/** Largest redeem body; checked before the body is parsed. */
+export const REDEEM_BODY_LIMIT_BYTES = 64 * 1024;
+
+/**
+ * The public redeem route. The rate limiter runs first, as route middleware, so that it counts
+ * only redeem requests and runs before the body is read.
+ */
+export function redeemRoutes(deps: RedeemDeps, limiter: MiddlewareHandler<AppEnv>) {
+  return new Hono<AppEnv>().post(
+    "/:token",
+    limiter,
+    bodyLimit({
+      maxSize: REDEEM_BODY_LIMIT_BYTES,
+      onError: () => {
+        throw new ProblemError("payload_too_large", {
+          detail: `the request body must be at most ${REDEEM_BODY_LIMIT_BYTES} bytes`,
+        });
+      },
+    }),
+    requireJson,
+    validate("param", redeemParam),
+    validate("json", redeemBody),
+    async (c) => {
+      const result = await redeem(
+        {
+          ...deps,
+          onOutcome: (outcome) => {
+            c.set("outcome", outcome);
+            deps.onOutcome?.(outcome);
+          },
+        },
+        {
+          token: c.req.valid("param").token,
+          csrPem: c.req.valid("json").csr,
+          requestId: c.get("requestId"),
+        },
+      );
+      c.header("cache-control", "no-store");
+      return c.json(result.body, result.replayed ? 200 : 201);
+    },
+  );
+}
