@@ -19,13 +19,18 @@ export interface SignedCertificate {
   notAfter: Date;
 }
 
-/** RFC 5280 CRLReason codes that an admin may give when revoking. */
+/**
+ * RFC 5280 CRLReason codes that an admin may give when revoking. cACompromise, aACompromise,
+ * certificateHold and removeFromCRL are left out: they describe a CA or a reversible hold, not the
+ * end of a peer's grant.
+ */
 export const REVOCATION_REASONS = {
   unspecified: 0,
   keyCompromise: 1,
   affiliationChanged: 3,
   superseded: 4,
   cessationOfOperation: 5,
+  privilegeWithdrawn: 9,
 } as const;
 
 export type RevocationReason = keyof typeof REVOCATION_REASONS;

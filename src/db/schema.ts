@@ -5,6 +5,7 @@ import {
   index,
   integer,
   jsonb,
+  pgSequence,
   pgTable,
   text,
   timestamp,
@@ -19,6 +20,9 @@ export const peers = pgTable("federation_peers", {
   endpoint: text("endpoint"),
   certSerial: text("cert_serial"),
   certNotAfter: timestamp("cert_not_after", { withTimezone: true }),
+  // Set when the grant that issued cert_serial is revoked; cleared when a new certificate is issued.
+  certRevokedAt: timestamp("cert_revoked_at", { withTimezone: true }),
+  certRevocationReason: text("cert_revocation_reason"),
   createdAt: createdAt(),
   updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
 });
@@ -41,9 +45,17 @@ export const grants = pgTable(
     certRevocation: text("cert_revocation"),
     certRevocationAttempts: integer("cert_revocation_attempts").notNull().default(0),
     certRevokedAt: timestamp("cert_revoked_at", { withTimezone: true }),
+    // While pending: when the next attempt may start. An attempt moves it forward first, as a
+    // lease, so that instances never work on the same revocation at once.
+    certRevocationNextAt: timestamp("cert_revocation_next_at", { withTimezone: true }),
+    // Problem code of the last failed attempt, such as ca_unavailable; never the CA's own message.
+    certRevocationError: text("cert_revocation_error"),
   },
   (table) => [
     index("federation_grants_peer_id_idx").on(table.peerId),
+    index("federation_grants_cert_revocation_pending_idx")
+      .on(table.certRevocationNextAt)
+      .where(sql`${table.certRevocation} = 'pending'`),
     check(
       "federation_grants_status_check",
       sql`${table.status} in ('pending', 'active', 'revoked')`,
@@ -113,6 +125,9 @@ export const caRevocations = pgTable("federation_ca_revocations", {
   revokedAt: timestamp("revoked_at", { withTimezone: true }).notNull().defaultNow(),
   reasonCode: integer("reason_code").notNull().default(0),
 });
+
+// Numbers the built-in CA's CRLs: each newly generated CRL takes the next value (RFC 5280 5.2.3).
+export const crlNumber = pgSequence("federation_crl_number_seq", { startWith: 1 });
 
 // Fixed-window counters for the redeem rate limit when it must hold across instances.
 export const rateLimits = pgTable("federation_rate_limits", {

@@ -14,13 +14,20 @@ export interface Grant {
   activatedAt: Date | null;
   revokedAt: Date | null;
   revokeReason: string | null;
+  /** Revocation of the grant's certificate at the CA; null when it never had one. */
   certRevocation: "pending" | "done" | null;
   certRevokedAt: Date | null;
+  certRevocationAttempts: number;
+  /** While pending: when the next attempt is due. */
+  certRevocationNextAt: Date | null;
+  /** Problem code of the last failed attempt, such as ca_unavailable. */
+  certRevocationError: string | null;
 }
 
 export const GRANT_COLUMNS = (db: Db) => db`
   id, peer_id, scopes, status, created_at, activated_at, revoked_at, revoke_reason,
-  cert_revocation, cert_revoked_at
+  cert_revocation, cert_revoked_at, cert_revocation_attempts, cert_revocation_next_at,
+  cert_revocation_error
 `;
 
 /** Creates a pending grant for a peer. Throws `not_found` when the peer does not exist. */

@@ -8,6 +8,9 @@ export interface Peer {
   endpoint: string | null;
   certSerial: string | null;
   certNotAfter: Date | null;
+  /** When the grant that issued cert_serial was revoked; null while that certificate stands. */
+  certRevokedAt: Date | null;
+  certRevocationReason: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -18,7 +21,8 @@ export interface ActorContext {
 }
 
 const PEER_COLUMNS = (db: Db) =>
-  db`id, name, endpoint, cert_serial, cert_not_after, created_at, updated_at`;
+  db`id, name, endpoint, cert_serial, cert_not_after, cert_revoked_at, cert_revocation_reason,
+    created_at, updated_at`;
 
 /** Registers a peer. Throws `conflict` when the name is taken. */
 export async function createPeer(

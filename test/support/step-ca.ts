@@ -24,6 +24,11 @@ export interface StepCaOptions {
   maxCertDurationSeconds?: number;
   /** Provisioner claim defaultTLSCertDuration. Default: the max. */
   defaultCertDurationSeconds?: number;
+  /**
+   * Where the duration claims go. "authority" sets them for the whole CA and none on the
+   * provisioner, so GET /provisioners does not show them. Default "provisioner".
+   */
+  claimsAt?: "provisioner" | "authority";
 }
 
 export interface StepCaInstance {
@@ -192,6 +197,13 @@ function caConfig(
   // step-ca rejects a configuration whose minimum exceeds the default, so the stock 5 minute
   // minimum shrinks when a test requests shorter certificates.
   const min = Math.min(300, def);
+  const claims = {
+    minTLSCertDuration: `${min}s`,
+    maxTLSCertDuration: `${max}s`,
+    defaultTLSCertDuration: `${def}s`,
+    disableRenewal: false,
+  };
+  const onAuthority = options.claimsAt === "authority";
   return {
     root: pki.rootPath,
     crt: pki.intermediatePath,
@@ -203,17 +215,13 @@ function caConfig(
     // returns 501 for revocation and keeps used tokens only in memory.
     db: { type: "bbolt", dataSource: join(dir, "db.bolt") },
     authority: {
+      ...(onAuthority ? { claims } : {}),
       provisioners: [
         {
           type: "JWK",
           name: provisionerName,
           key: publicJwk,
-          claims: {
-            minTLSCertDuration: `${min}s`,
-            maxTLSCertDuration: `${max}s`,
-            defaultTLSCertDuration: `${def}s`,
-            disableRenewal: false,
-          },
+          ...(onAuthority ? {} : { claims }),
           options: { x509: { templateFile: templatePath } },
         },
       ],

@@ -1,5 +1,3 @@
-import "reflect-metadata";
-import * as x509 from "@peculiar/x509";
 import type { JWK } from "jose";
 import {
   CaError,
@@ -11,6 +9,7 @@ import {
   type SignedCertificate,
   type SignRequest,
 } from "../authority.ts";
+import { summarizeCertificate } from "../certificate-summary.ts";
 import { certificateFingerprint } from "../fingerprint.ts";
 import { encodeUtf8String, identityOids, peerUri } from "../identity-extensions.ts";
 import { importProvisionerKey, type ProvisionerKey, signOtt } from "./ott.ts";
@@ -24,6 +23,7 @@ import {
   type CaResponse,
   type CaTransport,
   createCaTransport,
+  NoResponseError,
 } from "./transport.ts";
 
 export interface StepCaOptions {
@@ -52,6 +52,22 @@ const UNREACHABLE_CODES = new Set([
   "ConnectionRefused",
   "ConnectionClosed",
 ]);
+
+/**
+ * Codes of a connection that was reset or closed under a request. Before any response, that is
+ * what a pooled keep-alive connection gives when step-ca dropped it without the client noticing,
+ * for example across a restart.
+ */
+const RESET_CODES = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "UND_ERR_SOCKET",
+  "UND_ERR_CLOSED",
+  "ConnectionClosed",
+]);
+
+/** Retries after a reset before any response; each one uses up a dead pooled connection. */
+const MAX_RESET_RETRIES = 2;
 
 function errorCode(error: unknown): string {
   const seen = new Set<unknown>();
@@ -123,14 +139,15 @@ export class StepCa implements CertificateAuthority {
 
   async sign(request: SignRequest): Promise<SignedCertificate> {
     const audience = `${this.url}/1.0/sign`;
-    const ott = await signOtt(this.key, {
-      issuer: this.options.provisionerName,
-      subject: request.commonName,
-      audience,
-      rootFingerprint: this.rootFingerprint,
-      sans: [peerUri(request.peerId)],
-      extra: extensionClaims(request, this.options.oidArc),
-    });
+    const ott = () =>
+      signOtt(this.key, {
+        issuer: this.options.provisionerName,
+        subject: request.commonName,
+        audience,
+        rootFingerprint: this.rootFingerprint,
+        sans: [peerUri(request.peerId)],
+        extra: extensionClaims(request, this.options.oidArc),
+      });
     // step-ca rejects a lifetime outside the provisioner's limits instead of shortening it.
     const limits = await this.lifetimeLimits(request.signal);
     const lifetime = Math.min(
@@ -138,12 +155,12 @@ export class StepCa implements CertificateAuthority {
       limits.maxSeconds,
     );
     const notAfter = new Date(Date.now() + lifetime * 1000).toISOString();
-    const response = await this.call({
+    const response = await this.call(async () => ({
       method: "POST",
       url: audience,
-      body: { csr: request.csrPem, ott, notAfter },
+      body: { csr: request.csrPem, ott: await ott(), notAfter },
       signal: request.signal,
-    });
+    }));
     this.throwForStatus(response, "sign");
     return this.parseSignResponse(response.text);
   }
@@ -166,39 +183,63 @@ export class StepCa implements CertificateAuthority {
     // step-ca names certificates by their serial in decimal.
     const serial = BigInt(`0x${normalizeSerial(serialNumber)}`).toString(10);
     const audience = `${this.url}/1.0/revoke`;
-    const ott = await signOtt(this.key, {
-      issuer: this.options.provisionerName,
-      subject: serial,
-      audience,
-      rootFingerprint: this.rootFingerprint,
-    });
-    const response = await this.call({
+    const response = await this.call(async () => ({
       method: "POST",
       url: audience,
-      body: { serial, ott, reasonCode: REVOCATION_REASONS[reason], reason, passive: true },
-    });
+      body: {
+        serial,
+        ott: await signOtt(this.key, {
+          issuer: this.options.provisionerName,
+          subject: serial,
+          audience,
+          rootFingerprint: this.rootFingerprint,
+        }),
+        reasonCode: REVOCATION_REASONS[reason],
+        reason,
+        passive: true,
+      },
+    }));
     // 0.19 answers 400 for a serial it already revoked; revoking stays idempotent for callers.
     if (response.status === 400 && /already revoked/.test(response.text)) return;
     this.throwForStatus(response, "revoke");
   }
 
-  private async call(request: CaRequest): Promise<CaResponse> {
+  /**
+   * Sends a request built by `build`. A connection reset before any response is retried on a
+   * fresh connection, at most MAX_RESET_RETRIES times within the same deadline; `build` runs again
+   * for each try, so a request that carries a one-time token carries a new one, as step-ca may
+   * have received and spent the first. Nothing was answered, so no certificate was delivered.
+   */
+  private async call(build: CaRequest | (() => Promise<CaRequest>)): Promise<CaResponse> {
+    const next = typeof build === "function" ? build : async () => build;
+    let request = await next();
     const signal = request.signal ?? AbortSignal.timeout(this.options.timeoutMs ?? 10_000);
-    try {
-      return await this.transport.send({ ...request, signal });
-    } catch (error) {
-      if (signal.aborted)
-        throw new CaError("timeout", `step-ca did not answer ${request.url} in time`, {
-          cause: error,
-        });
-      const code = errorCode(error);
-      if (UNREACHABLE_CODES.has(code)) {
-        throw new CaError("unavailable", `step-ca is unreachable (${code})`, { cause: error });
+    for (let retries = 0; ; retries += 1) {
+      try {
+        return await this.transport.send({ ...request, signal });
+      } catch (error) {
+        const reset = error instanceof NoResponseError && RESET_CODES.has(errorCode(error));
+        if (!reset || signal.aborted || retries >= MAX_RESET_RETRIES) {
+          throw this.callError(error, request, signal);
+        }
+        request = await next();
       }
-      throw new CaError("unavailable", `calling step-ca failed${code ? ` (${code})` : ""}`, {
+    }
+  }
+
+  private callError(error: unknown, request: CaRequest, signal: AbortSignal): CaError {
+    if (signal.aborted) {
+      return new CaError("timeout", `step-ca did not answer ${request.url} in time`, {
         cause: error,
       });
     }
+    const code = errorCode(error);
+    if (UNREACHABLE_CODES.has(code)) {
+      return new CaError("unavailable", `step-ca is unreachable (${code})`, { cause: error });
+    }
+    return new CaError("unavailable", `calling step-ca failed${code ? ` (${code})` : ""}`, {
+      cause: error,
+    });
   }
 
   private throwForStatus(response: CaResponse, operation: string): void {
@@ -224,7 +265,9 @@ export class StepCa implements CertificateAuthority {
     try {
       const body = JSON.parse(text) as { crt?: unknown; certChain?: unknown; ca?: unknown };
       if (typeof body.crt !== "string") throw new Error("the response has no crt");
-      const leaf = new x509.X509Certificate(body.crt);
+      // The native parser: these fields are all this needs, and checkIssuedCertificate parses
+      // the certificate in full afterwards.
+      const leaf = summarizeCertificate(body.crt);
       const chain = Array.isArray(body.certChain) ? body.certChain.slice(1) : [body.ca];
       if (!chain.every((pem): pem is string => typeof pem === "string")) {
         throw new Error("the response's certificate chain is not PEM text");
@@ -232,7 +275,7 @@ export class StepCa implements CertificateAuthority {
       return {
         certificatePem: pemBlock(body.crt),
         chainPem: chain.map(pemBlock),
-        serialNumber: normalizeSerial(leaf.serialNumber),
+        serialNumber: leaf.serialNumber,
         notBefore: leaf.notBefore,
         notAfter: leaf.notAfter,
       };

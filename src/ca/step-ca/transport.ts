@@ -15,6 +15,28 @@ export interface CaRequest {
   clientCert?: { cert: string; key: string };
 }
 
+/**
+ * A request that failed before any part of a response arrived, such as a connection refused, or
+ * reset on a pooled keep-alive connection that step-ca had dropped. The cause is the runtime's
+ * own error. A failure while reading a response body is not one of these.
+ */
+export class NoResponseError extends Error {
+  override name = "NoResponseError";
+
+  constructor(cause: unknown) {
+    super(`no response: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+/** Awaits the part of a request that ends when the response headers arrive. */
+async function beforeResponse<T>(promise: Promise<T>): Promise<T> {
+  try {
+    return await promise;
+  } catch (error) {
+    throw new NoResponseError(error);
+  }
+}
+
 /** HTTPS to step-ca that trusts only the configured root. */
 export interface CaTransport {
   send(request: CaRequest): Promise<CaResponse>;
@@ -33,13 +55,15 @@ export async function createCaTransport(rootPem: string): Promise<CaTransport> {
 function bunTransport(rootPem: string): CaTransport {
   return {
     async send(request) {
-      const response = await fetch(request.url, {
-        method: request.method,
-        headers: request.body === undefined ? {} : { "content-type": "application/json" },
-        body: request.body === undefined ? undefined : JSON.stringify(request.body),
-        signal: request.signal,
-        tls: { ca: [rootPem], ...(request.clientCert ?? {}), rejectUnauthorized: true },
-      } as RequestInit);
+      const response = await beforeResponse(
+        fetch(request.url, {
+          method: request.method,
+          headers: request.body === undefined ? {} : { "content-type": "application/json" },
+          body: request.body === undefined ? undefined : JSON.stringify(request.body),
+          signal: request.signal,
+          tls: { ca: [rootPem], ...(request.clientCert ?? {}), rejectUnauthorized: true },
+        } as RequestInit),
+      );
       return { status: response.status, text: await response.text() };
     },
     async close() {},
@@ -58,13 +82,15 @@ async function nodeTransport(rootPem: string): Promise<CaTransport> {
         ? new Agent({ connect: { ca: [rootPem], rejectUnauthorized: true, ...request.clientCert } })
         : agent;
       try {
-        const response = await undiciRequest(request.url, {
-          method: request.method,
-          dispatcher,
-          headers: request.body === undefined ? {} : { "content-type": "application/json" },
-          body: request.body === undefined ? undefined : JSON.stringify(request.body),
-          signal: request.signal,
-        });
+        const response = await beforeResponse(
+          undiciRequest(request.url, {
+            method: request.method,
+            dispatcher,
+            headers: request.body === undefined ? {} : { "content-type": "application/json" },
+            body: request.body === undefined ? undefined : JSON.stringify(request.body),
+            signal: request.signal,
+          }),
+        );
         return { status: response.statusCode, text: await response.body.text() };
       } finally {
         if (dispatcher !== agent) await dispatcher.close();
