@@ -5,10 +5,10 @@ import { BuiltinCa } from "../ca/builtin/builtin-ca.ts";
 import { type Config, ConfigError } from "../config.ts";
 import type { RunningServer, TlsMaterial } from "./listen.ts";
 
-/** Lifetime of the server certificate the built-in CA issues for this service. */
-const SERVER_CERT_LIFETIME_SECONDS = 7 * 24 * 3600;
 /** The certificate is renewed once this share of its lifetime has passed. */
 const RENEW_AT_FRACTION = 2 / 3;
+/** Maximum wait before a failed renewal is tried again. */
+const MAX_RETRY_DELAY_MS = 60_000;
 
 export interface ServerTls {
   initial: TlsMaterial;
@@ -50,43 +50,50 @@ export async function serverTls(
     );
   }
   const hosts = serverHosts(config);
-  const issue = () => ca.issueServerCertificate(hosts, SERVER_CERT_LIFETIME_SECONDS);
+  const lifetimeMs = config.TLS_CERT_LIFETIME_SECONDS * 1000;
+  // Renewal starts with a third of the lifetime left. Retrying after a sixth of the lifetime
+  // leaves room for at least one more attempt before the certificate expires.
+  const retryDelayMs = Math.min(MAX_RETRY_DELAY_MS, lifetimeMs / 6);
+  const issue = () => ca.issueServerCertificate(hosts, config.TLS_CERT_LIFETIME_SECONDS);
   const first = await issue();
   return {
     initial: { cert: first.cert, key: first.key },
     startRenewal(server) {
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let stopped = false;
       const schedule = (notAfter: Date) => {
         const remaining = notAfter.getTime() - Date.now();
-        const delay = Math.max(
-          remaining - SERVER_CERT_LIFETIME_SECONDS * 1000 * (1 - RENEW_AT_FRACTION),
-          1000,
-        );
+        const delay = Math.max(remaining - lifetimeMs * (1 - RENEW_AT_FRACTION), 1000);
         // setTimeout holds at most 2^31-1 ms; a longer wait is done in steps.
         timer = setTimeout(renew, Math.min(delay, 2 ** 31 - 1), notAfter);
         timer.unref();
       };
       const renew = async (notAfter: Date) => {
-        if (
-          notAfter.getTime() - Date.now() >
-          SERVER_CERT_LIFETIME_SECONDS * 1000 * (1 - RENEW_AT_FRACTION)
-        ) {
+        if (notAfter.getTime() - Date.now() > lifetimeMs * (1 - RENEW_AT_FRACTION)) {
           schedule(notAfter);
           return;
         }
         try {
           const next = await issue();
+          // Stopping can happen while the CA signs; a stopped server must not start listening again.
+          if (stopped) return;
           server.updateTls({ cert: next.cert, key: next.key });
           logger.info({ notAfter: next.notAfter.toISOString() }, "server certificate renewed");
           schedule(next.notAfter);
         } catch (error) {
-          logger.error({ err: error }, "server certificate renewal failed; retrying in 60 s");
-          timer = setTimeout(renew, 60_000, notAfter);
+          logger.error(
+            { err: error, retryInSeconds: retryDelayMs / 1000 },
+            "server certificate renewal failed",
+          );
+          timer = setTimeout(renew, retryDelayMs, notAfter);
           timer.unref();
         }
       };
       schedule(first.notAfter);
-      return () => clearTimeout(timer);
+      return () => {
+        stopped = true;
+        clearTimeout(timer);
+      };
     },
   };
 }
