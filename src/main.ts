@@ -14,6 +14,7 @@ function summary(config: ReturnType<typeof loadConfig>) {
       : config.ADMIN_JWT_SECRET
         ? "hs256 (ADMIN_JWT_SECRET, redacted)"
         : `hs256 (generated in ${config.DATA_DIR})`,
+    metrics: config.METRICS_TOKEN ? "bearer (METRICS_TOKEN, redacted)" : "public",
     certTtlSeconds: config.CERT_TTL_SECONDS,
     tokenTtlSeconds: config.TOKEN_TTL_SECONDS,
     redeemRateLimit: `${config.REDEEM_RATE_LIMIT} per ${config.REDEEM_RATE_WINDOW_SECONDS} s (${config.RATE_LIMIT_STORE})`,
@@ -41,10 +42,6 @@ async function main(): Promise<void> {
     logger.fatal({ err: error }, "start failed");
     process.exit(1);
   }
-  logger.info(
-    { url: service.url, publicUrl: config.publicUrl, caFingerprint: service.caFingerprint },
-    "listening",
-  );
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -62,6 +59,12 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void stop("SIGTERM"));
   process.on("SIGINT", () => void stop("SIGINT"));
+  // Logged only once the signal handlers are in place: supervisors and tests may send SIGTERM as
+  // soon as they read this line.
+  logger.info(
+    { url: service.url, publicUrl: config.publicUrl, caFingerprint: service.caFingerprint },
+    "listening",
+  );
 }
 
 await main();

@@ -65,7 +65,9 @@ export async function startService(options: StartOptions = {}): Promise<ServiceP
   const child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   const output: string[] = [];
   const exited = new Promise<number | string>((resolve) => {
-    child.once("exit", (code, signal) => resolve(code ?? signal ?? "unknown"));
+    // "close" rather than "exit": it comes once stdout and stderr are drained as well, so the
+    // last log lines are in `output` when stop() resolves.
+    child.once("close", (code, signal) => resolve(code ?? signal ?? "unknown"));
   });
 
   const listening = new Promise<Record<string, unknown>>((resolve, reject) => {

@@ -12,9 +12,15 @@ export type RequestObserver = (entry: {
   outcome: string;
 }) => void;
 
-/** Pattern of the handler that served the request; middleware is registered for method ALL. */
+/**
+ * Pattern of the route that served the request, or "unmatched". c.req.routeIndex is the last
+ * handler that ran. When that was middleware registered for method ALL, such as admin
+ * authentication, the route is the first method route after it. Routes after the handler that
+ * responded are never taken: POST .../enrollment/tokens also matches .../enrollment/:token.
+ */
 export function routePattern(c: Context): string {
-  return matchedRoutes(c).findLast((route) => route.method !== "ALL")?.path ?? "unmatched";
+  const routes = matchedRoutes(c).slice(c.req.routeIndex);
+  return routes.find((route) => route.method !== "ALL")?.path ?? "unmatched";
 }
 
 /**

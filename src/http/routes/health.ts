@@ -2,6 +2,7 @@ import { Hono } from "hono";
 import type { CertificateAuthority } from "../../ca/authority.ts";
 import type { Sql } from "../../db/connect.ts";
 import { appliedMigrationCount, expectedMigrationCount } from "../../db/migrate.ts";
+import type { Logger } from "../../log.ts";
 import type { AppEnv } from "../context.ts";
 
 type Check = { ok: true } | { ok: false; error: string };
@@ -15,9 +16,13 @@ async function check(run: () => Promise<void>): Promise<Check> {
   }
 }
 
-/** Liveness and readiness. Readiness names each part that is not ready. */
-export function healthRoutes(sql: Sql, ca: CertificateAuthority) {
+/**
+ * Liveness and readiness. Readiness names each part that is not ready, and logs when it changes
+ * between ready and not ready rather than on every poll.
+ */
+export function healthRoutes(sql: Sql, ca: CertificateAuthority, logger: Logger) {
   const expectedMigrations = expectedMigrationCount();
+  let wasReady = true;
   return new Hono<AppEnv>()
     .get("/healthz", (c) => c.json({ status: "ok" }))
     .get("/readyz", async (c) => {
@@ -38,6 +43,11 @@ export function healthRoutes(sql: Sql, ca: CertificateAuthority) {
         .filter(([, result]) => !result.ok)
         .map(([name]) => name);
       const body = { status: failing.length === 0 ? "ready" : "not_ready", failing, checks };
+      if (wasReady !== (failing.length === 0)) {
+        wasReady = failing.length === 0;
+        if (wasReady) logger.info("ready again");
+        else logger.warn({ requestId: c.get("requestId"), checks }, "not ready");
+      }
       return c.json(body, failing.length === 0 ? 200 : 503);
     });
 }
