@@ -48,6 +48,20 @@ describe("redeem errors", () => {
     await expectProblem(await ctx.redeem("fedtok_short", await validCsr()), 404, "token_not_found");
   });
 
+  test("rejects a mistyped token before any query", async () => {
+    const offline = await createTestContext();
+    await offline.sql.end();
+    try {
+      const token = generateToken();
+      const mistyped = `${token.slice(0, -1)}${token.endsWith("a") ? "b" : "a"}`;
+      await expectProblem(await offline.redeem(mistyped, await validCsr()), 404, "token_not_found");
+      const wellFormed = await offline.redeem(generateToken(), await validCsr());
+      await expectProblem(wellFormed, 503, "database_unavailable");
+    } finally {
+      await offline.close();
+    }
+  });
+
   test("answers 410 for an expired token", async () => {
     const enrollment = await ctx.enrollment();
     await ctx.sql`

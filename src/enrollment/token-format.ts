@@ -2,8 +2,9 @@ import { createHash, randomBytes } from "node:crypto";
 
 /**
  * Enrollment tokens look like `fedtok_<43 base62 chars of secret><6 base62 chars of CRC-32>`.
- * The fixed prefix lets secret scanners match them, and the checksum lets a mistyped token be
- * rejected without a database query.
+ * The fixed prefix lets secret scanners match them, and the checksum lets scanners and clients
+ * tell a mistyped token offline. The redeem route still looks every token up, so that a malformed
+ * token is answered as slowly as a used one.
  */
 export const TOKEN_PREFIX = "fedtok_";
 const SECRET_BYTES = 32;

@@ -1,6 +1,7 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
+import { routePattern } from "./middleware/request-log.ts";
 import { ProblemError, problemResponse } from "./problem.ts";
 
 /** postgres.js and socket error codes that mean the database cannot be reached. */
@@ -47,7 +48,7 @@ export function createErrorHandler(logger: Logger) {
     if (problem.status >= 500) {
       const cause = problem.cause ?? error;
       logger.error(
-        { err: cause, requestId: c.get("requestId"), route: c.req.routePath, code: problem.code },
+        { err: cause, requestId: c.get("requestId"), route: routePattern(c), code: problem.code },
         "request failed",
       );
     }

@@ -6,7 +6,20 @@ const HOSTNAME_PATTERN =
 
 const SCOPE_PATTERN = /^[A-Za-z0-9:._/-]{1,128}$/;
 
-export const idParam = z.object({ id: z.uuid() });
+/** Tells whether `value` has no C0 control character or DEL; PostgreSQL text cannot hold NUL. */
+function hasNoControlCharacters(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f) return false;
+  }
+  return true;
+}
+
+/** Example ids for the OpenAPI document's request examples. */
+const EXAMPLE_PEER_ID = "0f8e2c1a-6b7d-4e3f-9a2b-5c4d3e2f1a0b";
+const EXAMPLE_GRANT_ID = "3b9d6e2f-1c4a-4f8b-a7d5-2e6f9c0b1a3d";
+
+export const idParam = z.object({ id: z.uuid().meta({ example: EXAMPLE_GRANT_ID }) });
 
 export const createPeerBody = z.object({
   name: z
@@ -19,12 +32,13 @@ export const createPeerBody = z.object({
   endpoint: z
     .url({ protocol: /^https?$/, error: "must be an http or https URL" })
     .max(2048)
+    .refine(hasNoControlCharacters, "must not contain control characters")
     .optional()
     .meta({ example: "https://peer-a.example.org/api" }),
 });
 
 export const createGrantBody = z.object({
-  peerId: z.uuid(),
+  peerId: z.uuid().meta({ example: EXAMPLE_PEER_ID }),
   scopes: z
     .array(z.string().regex(SCOPE_PATTERN, "must be 1-128 characters of A-Z a-z 0-9 : . _ / -"))
     .max(64)
@@ -33,16 +47,24 @@ export const createGrantBody = z.object({
 });
 
 export const createTokenBody = z.object({
-  grantId: z.uuid(),
+  grantId: z.uuid().meta({ example: EXAMPLE_GRANT_ID }),
   ttlSeconds: z.number().int().positive().optional().meta({ example: 900 }),
 });
 
-export const listTokensQuery = z.object({ grantId: z.uuid() });
+export const listTokensQuery = z.object({
+  grantId: z.uuid().meta({ example: EXAMPLE_GRANT_ID }),
+});
 
 export const auditQuery = z.object({
-  resourceId: z.string().min(1).max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.coerce.number().int().positive().optional(),
+  resourceId: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(hasNoControlCharacters, "must not contain control characters")
+    .optional()
+    .meta({ example: EXAMPLE_GRANT_ID }),
+  limit: z.coerce.number().int().min(1).max(200).default(50).meta({ example: 20 }),
+  cursor: z.coerce.number().int().positive().optional().meta({ example: 1042 }),
 });
 
 export const redeemBody = z.object({
@@ -53,4 +75,10 @@ export const redeemBody = z.object({
     .meta({ example: "-----BEGIN CERTIFICATE REQUEST-----\n..." }),
 });
 
-export const redeemParam = z.object({ token: z.string().max(512) });
+export const redeemParam = z.object({
+  // Shows the format only: its checksum is not valid, and the redeem route looks up any string.
+  token: z
+    .string()
+    .max(512)
+    .meta({ example: "fedtok_ExampleTokenForTheApiDocumentation000000000000000" }),
+});

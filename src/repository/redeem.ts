@@ -7,6 +7,7 @@ import { CsrError, checkCsrIdentity, type ParsedCsr, parseCsr } from "../enrollm
 import { hashToken, isWellFormedToken } from "../enrollment/token-format.ts";
 import { ProblemError } from "../http/problem.ts";
 import { writeAudit } from "./audit.ts";
+import { recoverFailedFinalize, revokeUndelivered } from "./redeem-recovery.ts";
 import { caProblem, type EnrollmentBody, enrollmentBody } from "./redeem-response.ts";
 import { classifyToken, lookupToken, type TokenState } from "./redeem-state.ts";
 
@@ -64,6 +65,9 @@ class LostClaimError extends Error {
  */
 export async function redeem(deps: RedeemDeps, input: RedeemInput): Promise<RedeemResult> {
   const outcome = (name: RedeemOutcome) => deps.onOutcome?.(name);
+  // A mistyped token fails its checksum and is answered without touching the database. It gets
+  // the same 404 body as an unknown token; only its latency differs, and that reveals nothing,
+  // since the checksum is public.
   if (!isWellFormedToken(input.token)) {
     outcome("not_found");
     throw new ProblemError("token_not_found");
@@ -72,12 +76,11 @@ export async function redeem(deps: RedeemDeps, input: RedeemInput): Promise<Rede
     if (error instanceof CsrError) return error;
     throw error;
   });
+  // An unknown token costs the same CSR parse, lookup and audit write as a used one, so neither
+  // the answer nor its latency tells a never-issued token from a used or revoked one.
   const tokenHash = hashToken(input.token);
   const state = await lookupToken(deps.sql, tokenHash, deps.settings.replayWindowSeconds);
-  if (!state) {
-    outcome("not_found");
-    throw new ProblemError("token_not_found");
-  }
+  if (!state) return rejectUnknown(deps, input);
   const csr = csrResult instanceof CsrError ? undefined : csrResult;
   const verdict = classifyToken(state, csr, deps.settings.maxFailedAttempts);
   if (verdict.kind === "replay") {
@@ -125,7 +128,7 @@ async function issue(
   `;
   if (!claimed) return lostRace(deps, input, csr);
 
-  let signed: SignedCertificate;
+  let signed: SignedCertificate | undefined;
   try {
     signed = await deps.ca.sign({
       csrPem: csr.pem,
@@ -143,6 +146,8 @@ async function issue(
       oidArc: settings.oidArc,
     });
   } catch (error) {
+    // The CA issued this certificate for a wrong key or name, so it is revoked before release.
+    if (signed) await revokeUndelivered(deps, signed.serialNumber);
     await releaseClaim(deps, input, state, claimId, error);
     deps.onOutcome?.("ca_error");
     throw caProblem(error);
@@ -165,8 +170,8 @@ async function issue(
       await revokeUndelivered(deps, signed.serialNumber);
       throw new ProblemError("token_gone");
     }
-    await releaseClaim(deps, input, state, claimId, error).catch(() => {});
-    throw error;
+    // Returns only when the transaction committed after all; otherwise it throws.
+    await recoverFailedFinalize(deps, input, state, claimId, signed, error);
   }
   deps.onOutcome?.("issued");
   const issuedState: TokenState = {
@@ -175,7 +180,7 @@ async function issue(
     certificateChain: signed.chainPem.join(""),
     certSerial: signed.serialNumber,
   };
-  return { replayed: false, body: enrollmentBody(issuedState, deps.ca.roots()) };
+  return { replayed: false, body: enrollmentBody(issuedState, deps.ca.roots(), signed) };
 }
 
 async function finalize(
@@ -187,44 +192,50 @@ async function finalize(
   signed: SignedCertificate,
 ): Promise<void> {
   await deps.sql.begin(async (tx) => {
-    // Only the holder of the claim may mark the token used. After a lease ran out and another
-    // request took the token over, this matches no row and nothing is delivered.
-    const [token] = await tx`
-      update federation_enrollment_tokens
-      set used_at = now(), claim_id = null, claim_expires_at = null,
-        cert_serial = ${signed.serialNumber}, key_fingerprint = ${csr.keyFingerprint},
-        certificate = ${signed.certificatePem}, certificate_chain = ${signed.chainPem.join("")}
-      where id = ${state.id} and claim_id = ${claimId} and used_at is null and revoked_at is null
-      returning id
-    `;
+    // The four statements go out together, pipelined on the transaction's connection: one round
+    // trip instead of four. The checks run after all of them and before the commit, so a lost
+    // claim still rolls every one of them back.
+    const [[token], [grant]] = await Promise.all([
+      // Only the holder of the claim may mark the token used. After a lease ran out and another
+      // request took the token over, this matches no row and nothing is delivered.
+      tx`
+        update federation_enrollment_tokens
+        set used_at = now(), claim_id = null, claim_expires_at = null,
+          cert_serial = ${signed.serialNumber}, key_fingerprint = ${csr.keyFingerprint},
+          certificate = ${signed.certificatePem}, certificate_chain = ${signed.chainPem.join("")}
+        where id = ${state.id} and claim_id = ${claimId} and used_at is null and revoked_at is null
+        returning id
+      `,
+      tx`
+        update federation_grants set status = 'active', activated_at = now()
+        where id = ${state.grantId} and status = 'pending'
+        returning id
+      `,
+      tx`
+        update federation_peers
+        set cert_serial = ${signed.serialNumber}, cert_not_after = ${signed.notAfter},
+          cert_revoked_at = null, cert_revocation_reason = null, updated_at = now()
+        where id = ${state.peerId}
+      `,
+      writeAudit(tx, {
+        actor: `peer:${state.peerId}`,
+        verb: "enrollment.redeem",
+        resource: "enrollment_token",
+        resourceId: state.id,
+        statusCode: 201,
+        outcome: "success",
+        requestId: input.requestId,
+        detail: {
+          grantId: state.grantId,
+          peerId: state.peerId,
+          serial: signed.serialNumber,
+          notAfter: signed.notAfter.toISOString(),
+          keyType: csr.keyType,
+        },
+      }),
+    ]);
     if (!token) throw new LostClaimError("the claim was taken over or the token was revoked");
-    const [grant] = await tx`
-      update federation_grants set status = 'active', activated_at = now()
-      where id = ${state.grantId} and status = 'pending'
-      returning id
-    `;
     if (!grant) throw new LostClaimError("the grant is no longer pending");
-    await tx`
-      update federation_peers
-      set cert_serial = ${signed.serialNumber}, cert_not_after = ${signed.notAfter}, updated_at = now()
-      where id = ${state.peerId}
-    `;
-    await writeAudit(tx, {
-      actor: `peer:${state.peerId}`,
-      verb: "enrollment.redeem",
-      resource: "enrollment_token",
-      resourceId: state.id,
-      statusCode: 201,
-      outcome: "success",
-      requestId: input.requestId,
-      detail: {
-        grantId: state.grantId,
-        peerId: state.peerId,
-        serial: signed.serialNumber,
-        notAfter: signed.notAfter.toISOString(),
-        keyType: csr.keyType,
-      },
-    });
   });
 }
 
@@ -247,6 +258,22 @@ async function lostRace(
   throw new ProblemError("token_gone", {
     detail: "the enrollment token is being redeemed or was used",
   });
+}
+
+async function rejectUnknown(deps: RedeemDeps, input: RedeemInput): Promise<never> {
+  deps.onOutcome?.("not_found");
+  // Also a brute-force signal: a run of these rows means someone is guessing tokens.
+  await writeAudit(deps.sql, {
+    actor: "anonymous",
+    verb: "enrollment.redeem",
+    resource: "enrollment_token",
+    resourceId: null,
+    statusCode: 404,
+    outcome: "denied",
+    requestId: input.requestId,
+    detail: { reason: "unknown_token" },
+  });
+  throw new ProblemError("token_not_found");
 }
 
 async function rejectGone(
@@ -322,17 +349,6 @@ async function releaseClaim(
       caErrorKind: error instanceof CaError ? error.kind : "internal",
     });
   });
-}
-
-async function revokeUndelivered(deps: RedeemDeps, serialNumber: string): Promise<void> {
-  try {
-    await deps.ca.revoke(serialNumber, "superseded");
-  } catch (error) {
-    deps.logger.error(
-      { err: error, serial: serialNumber },
-      "revoking an undelivered certificate failed",
-    );
-  }
 }
 
 function audit(

@@ -61,7 +61,7 @@ async function signFor(ca: BuiltinCa, body: SignBody, mode: FakeMode) {
   const signed = await ca.sign({
     csrPem,
     commonName: mode.kind === "wrong-cn" ? "someone-else" : claims.sub,
-    peerId: (claims.sans[0] ?? "").replace(/^urn:uuid:/, ""),
+    peerId: text(peerExt?.value),
     grantId: text(grantExt?.value),
     lifetimeSeconds: 3600,
   });

@@ -54,7 +54,10 @@ function grantedScopes(payload: JWTPayload): string[] {
 function isKeySourceFailure(error: unknown): boolean {
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid)
     return true;
-  return !(error instanceof joseErrors.JOSEError);
+  // jose 6 throws the base JOSEError, with no subclass, only when the JWKS endpoint answers
+  // with a status other than 200 or with a body that is not JSON.
+  if (error instanceof joseErrors.JOSEError) return error.code === "ERR_JOSE_GENERIC";
+  return true;
 }
 
 function describe(error: unknown): string {

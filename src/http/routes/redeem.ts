@@ -1,9 +1,8 @@
 import { Hono, type MiddlewareHandler } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { type RedeemDeps, redeem } from "../../repository/redeem.ts";
 import type { AppEnv } from "../context.ts";
+import { bodyLimit } from "../middleware/body-limit.ts";
 import { requireJson } from "../middleware/require-json.ts";
-import { ProblemError } from "../problem.ts";
 import { redeemBody, redeemParam } from "../schemas.ts";
 import { validate } from "../validate.ts";
 
@@ -18,14 +17,7 @@ export function redeemRoutes(deps: RedeemDeps, limiter: MiddlewareHandler<AppEnv
   return new Hono<AppEnv>().post(
     "/:token",
     limiter,
-    bodyLimit({
-      maxSize: REDEEM_BODY_LIMIT_BYTES,
-      onError: () => {
-        throw new ProblemError("payload_too_large", {
-          detail: `the request body must be at most ${REDEEM_BODY_LIMIT_BYTES} bytes`,
-        });
-      },
-    }),
+    bodyLimit(REDEEM_BODY_LIMIT_BYTES),
     requireJson,
     validate("param", redeemParam),
     validate("json", redeemBody),
