@@ -26,10 +26,20 @@ const envSchema = z
       .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"])
       .default("info"),
     LOG_PRETTY: flag,
+    // When set, GET /metrics requires "Authorization: Bearer <METRICS_TOKEN>"; otherwise it is public.
+    METRICS_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
 
     TLS: z.enum(["auto", "off"]).default("auto"),
     TLS_CERT_FILE: z.string().min(1).optional(),
     TLS_KEY_FILE: z.string().min(1).optional(),
+    // Lifetime of the server certificate that the built-in CA issues when no TLS files are set.
+    // It is renewed after two thirds of its lifetime. The 60 s minimum only keeps renewal from
+    // becoming a tight loop; deployments use days.
+    TLS_CERT_LIFETIME_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60, "must be at least 60 seconds")
+      .default(7 * 24 * 3600),
 
     ADMIN_JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
     ADMIN_JWKS_URL: z.url().optional(),
@@ -55,6 +65,12 @@ const envSchema = z
     RATE_LIMIT_STORE: z.enum(["memory", "postgres"]).default("memory"),
     TRUST_PROXY: flag,
     SHUTDOWN_GRACE_SECONDS: seconds(20),
+
+    // How often pending CA revocations are looked for; a failed attempt waits this long times 2^n.
+    REVOCATION_RETRY_INTERVAL_SECONDS: z.coerce.number().positive().default(30),
+    REVOCATION_RETRY_MAX_BACKOFF_SECONDS: z.coerce.number().positive().default(3600),
+    // nextUpdate of the built-in CA's CRL, counted from its thisUpdate.
+    CRL_VALIDITY_SECONDS: seconds(3600),
   })
   .superRefine((env, ctx) => {
     if (env.ADMIN_JWT_SECRET && env.ADMIN_JWKS_URL) {

@@ -11,6 +11,10 @@ import { connectDatabase, type Database } from "./db/connect.ts";
 import { runMigrations } from "./db/migrate.ts";
 import type { AdminKeySource } from "./http/middleware/admin-auth.ts";
 import { MemoryRateLimitStore, PostgresRateLimitStore } from "./http/rate-limit-store.ts";
+import { type RevocationRetrier, startRevocationRetrier } from "./jobs/revocation-retrier.ts";
+import { registerPoolMetrics } from "./metrics/database-pool.ts";
+import { ServiceMetrics } from "./metrics/metrics.ts";
+import { certRevocationSettings } from "./repository/revoke-grant.ts";
 import { loadOrCreateAdminSecret } from "./server/admin-secret.ts";
 import { clientIpResolver, listen, type RunningServer } from "./server/listen.ts";
 import { serverTls } from "./server/tls.ts";
@@ -63,14 +67,18 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
   });
   let server: RunningServer | undefined;
   let stopTls = () => {};
+  let retrier: RevocationRetrier | undefined;
   try {
     await runMigrations(database.url);
     const ca = await openCa(config, database);
+    const metrics = new ServiceMetrics();
+    registerPoolMetrics(metrics.registry, database.sql);
     const app = createApp({
       config,
       sql: database.sql,
       ca,
       logger,
+      metrics,
       adminKeys: await adminKeySource(config),
       clientIp: await clientIpResolver(config.TRUST_PROXY),
       rateLimitStore:
@@ -86,6 +94,12 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       tls: tls?.initial,
     });
     stopTls = tls?.startRenewal(server) ?? stopTls;
+    // Retries CA revocations that failed when their grant was revoked.
+    retrier = startRevocationRetrier(
+      { sql: database.sql, ca, logger, settings: certRevocationSettings(config) },
+      { intervalSeconds: config.REVOCATION_RETRY_INTERVAL_SECONDS },
+    );
+    const runningRetrier = retrier;
     const running = server;
     const scheme = tls ? "https" : "http";
     return {
@@ -96,15 +110,20 @@ export async function startService(config: Config, logger: Logger): Promise<Serv
       database,
       async stop() {
         stopTls();
-        const grace = new Promise<void>((resolve) =>
-          setTimeout(resolve, config.SHUTDOWN_GRACE_SECONDS * 1000).unref(),
-        );
-        await Promise.race([running.close(), grace]);
+        const drained = await running.close(config.SHUTDOWN_GRACE_SECONDS * 1000);
+        if (!drained) {
+          logger.warn(
+            { graceSeconds: config.SHUTDOWN_GRACE_SECONDS },
+            "shutdown grace period ended; closed the connections of unfinished requests",
+          );
+        }
+        await runningRetrier.stop();
         await database.close();
       },
     };
   } catch (error) {
     stopTls();
+    await retrier?.stop();
     await server?.close().catch(() => {});
     await database.close().catch(() => {});
     throw error;

@@ -47,25 +47,36 @@ export function decodeUtf8String(der: Uint8Array): string | undefined {
   return bytes.subarray(offset).toString("utf8");
 }
 
+/** Parsed forms by OID. The service asks for the two OIDs of its configured arc only. */
+const parsedOidForms = new Map<string, string>();
+
 /**
  * The form asn1js gives an OID after a DER round trip. Arcs above 2^53, such as the UUID arcs
  * under 2.25, decode to a hex form rather than decimal, so comparisons go through this form.
  */
 function parsedOidForm(oid: string): string {
-  const der = AsnConvert.serialize(
-    new asn1X509.Extension({ extnID: oid, extnValue: new OctetString() }),
-  );
-  return AsnConvert.parse(der, asn1X509.Extension).extnID;
+  let form = parsedOidForms.get(oid);
+  if (form === undefined) {
+    const der = AsnConvert.serialize(
+      new asn1X509.Extension({ extnID: oid, extnValue: new OctetString() }),
+    );
+    form = AsnConvert.parse(der, asn1X509.Extension).extnID;
+    parsedOidForms.set(oid, form);
+  }
+  return form;
 }
 
-/** Reads a UTF8String extension by OID; undefined when absent or not a UTF8String. */
+/**
+ * Reads a UTF8String extension by OID from a parsed certificate; undefined when absent or not a
+ * UTF8String. It takes the parsed structure so that a caller reading several extensions parses
+ * the certificate once.
+ */
 export function readUtf8Extension(
-  certificate: x509.X509Certificate,
+  certificate: asn1X509.Certificate,
   oid: string,
 ): string | undefined {
   const wanted = parsedOidForm(oid);
-  const parsed = AsnConvert.parse(certificate.rawData, asn1X509.Certificate);
-  const extension = parsed.tbsCertificate.extensions?.find((item) => item.extnID === wanted);
+  const extension = certificate.tbsCertificate.extensions?.find((item) => item.extnID === wanted);
   return extension ? decodeUtf8String(new Uint8Array(extension.extnValue.buffer)) : undefined;
 }
 

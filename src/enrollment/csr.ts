@@ -1,7 +1,8 @@
 import "reflect-metadata";
-import { createHash, createPublicKey } from "node:crypto";
+import { createHash, createPublicKey, type KeyObject } from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { peerUri } from "../ca/identity-extensions.ts";
+import { verifyCsrSignature } from "./csr-signature.ts";
 
 /** Largest CSR PEM accepted. An RSA-8192 CSR is about 2.6 KB of PEM. */
 export const MAX_CSR_PEM_BYTES = 16 * 1024;
@@ -29,17 +30,24 @@ export class CsrError extends Error {
   override name = "CsrError";
 }
 
+const KEY_TYPE_NOT_ALLOWED =
+  "the CSR's key type is not allowed: use ECDSA P-256 or P-384, Ed25519, or RSA 2048-8192";
+
+/** Imports the CSR's public key once, for the key type check and the signature check. */
+function importPublicKey(spki: Buffer): KeyObject {
+  try {
+    return createPublicKey({ key: spki, format: "der", type: "spki" });
+  } catch {
+    // Bun 1.4 cannot import curves such as P-192 or secp256k1, which Node names and rejects below.
+    throw new CsrError(KEY_TYPE_NOT_ALLOWED);
+  }
+}
+
 /**
  * Names the key if it is one of the allowed types: ECDSA P-256 or P-384, Ed25519, or RSA with a
  * 2048 to 8192 bit modulus. Anything else, such as RSA-1024, P-192 or DSA, is rejected.
  */
-function checkKeyType(spki: Buffer): string {
-  let key: ReturnType<typeof createPublicKey>;
-  try {
-    key = createPublicKey({ key: spki, format: "der", type: "spki" });
-  } catch {
-    throw new CsrError("the CSR's public key type is not supported");
-  }
+function checkKeyType(key: KeyObject): string {
   const details = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case "ec":
@@ -54,9 +62,7 @@ function checkKeyType(spki: Buffer): string {
       throw new CsrError(`RSA keys must be 2048 to 8192 bits, got ${bits}`);
     }
     default:
-      throw new CsrError(
-        "the CSR's key type is not allowed: use ECDSA P-256 or P-384, Ed25519, or RSA 2048-8192",
-      );
+      throw new CsrError(KEY_TYPE_NOT_ALLOWED);
   }
 }
 
@@ -90,10 +96,11 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
     throw new CsrError("the CSR is not a valid PKCS#10 structure");
   }
   const spki = Buffer.from(request.publicKey.rawData);
-  const keyType = checkKeyType(spki);
+  const key = importPublicKey(spki);
+  const keyType = checkKeyType(key);
   let signatureValid = false;
   try {
-    signatureValid = await request.verify();
+    signatureValid = await verifyCsrSignature(request, key);
   } catch {
     signatureValid = false;
   }

@@ -11,6 +11,7 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import type { Database } from "../../src/db/connect.ts";
 import type { AdminKeySource } from "../../src/http/middleware/admin-auth.ts";
 import type { RateLimitStore } from "../../src/http/rate-limit-store.ts";
+import type { ServiceMetrics } from "../../src/metrics/metrics.ts";
 import { signAdminToken } from "../../src/server/admin-secret.ts";
 import { createTestDatabase } from "./database.ts";
 
@@ -23,6 +24,8 @@ export interface TestContextOptions {
   ca?: (builtin: BuiltinCa) => CertificateAuthority;
   adminKeys?: AdminKeySource;
   rateLimitStore?: RateLimitStore;
+  /** Serves /metrics and counts into these metrics. */
+  metrics?: ServiceMetrics;
 }
 
 export interface TestContext {
@@ -99,6 +102,7 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     adminKeys: options.adminKeys ?? { kind: "secret", secret: TEST_ADMIN_SECRET },
     clientIp: (c) => c.req.header(CLIENT_IP_HEADER) ?? "127.0.0.1",
     rateLimitStore: options.rateLimitStore,
+    metrics: options.metrics,
   });
 
   const adminToken: TestContext["adminToken"] = (tokenOptions = {}) =>
