@@ -60,6 +60,8 @@ async function openCa(config: Config, database: Database): Promise<CertificateAu
 /** Starts the service: database, migrations, CA, HTTP(S) listener. */
 export async function startService(config: Config, logger: Logger): Promise<Service> {
   await mkdir(config.DATA_DIR, { recursive: true, mode: 0o700 });
+  // The first start of the embedded database takes several seconds while PGlite initializes.
+  logger.info({ embedded: !config.DATABASE_URL }, "opening database");
   const database = await connectDatabase({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATA_DIR,

@@ -35,6 +35,33 @@ describe("parseCsr", () => {
     }
   });
 
+  test("rejects a small RSA exponent", async () => {
+    const { csrPem } = await opensslCsr(peer.name, [
+      "-newkey",
+      "rsa:2048",
+      "-pkeyopt",
+      "rsa_keygen_pubexp:3",
+    ]);
+    expect(await rejection(csrPem)).toContain("exponent");
+  });
+
+  test("rejects a SHA-1 signature", async () => {
+    const { csrPem } = await opensslCsr(peer.name, [
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-sha1",
+    ]);
+    expect(await rejection(csrPem)).toContain("SHA-1");
+  });
+
+  test("rejects text around the PEM block", async () => {
+    const { csrPem } = await opensslCsr(peer.name);
+    expect(await rejection(`${csrPem}trailing`)).toContain("exactly one PEM block");
+    expect(await rejection(csrPem + csrPem)).toContain("exactly one PEM block");
+  });
+
   test("accepts RSA 3072", async () => {
     const { csrPem } = await opensslCsr(peer.name, ["-newkey", "rsa:3072"]);
     expect((await parseCsr(csrPem)).keyType).toBe("rsa-3072");

@@ -104,15 +104,16 @@ describe.each(["bun", "node"] as Runtime[])("federation-admin under %s", (runtim
     expect(token).toBeDefined();
     expect(result.stdout).toMatch(new RegExp(`^fingerprint\\s+${service.caFingerprint}$`, "m"));
     expect(result.stdout).toContain(
-      `  federation-enroll --url ${service.url} --token ${token} --fingerprint ${service.caFingerprint} --out ./${name}\n`,
+      `  npx federation-enroll --url ${service.url} --token ${token} --fingerprint ${service.caFingerprint} --out ./${name}\n`,
     );
   });
 
   test("printed command enrolls the peer", async () => {
     const name = `printed-${runtime}.example.org`;
     const created = await enrollJson(name);
-    const [first, ...args] = (created.command as string).split(" ");
-    expect(first).toBe("federation-enroll");
+    const [npx, bin, ...args] = (created.command as string).split(" ");
+    expect(npx).toBe("npx");
+    expect(bin).toBe("federation-enroll");
     const result = await runBin(runtime, ENROLL_BIN, args, {}, workDir);
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);

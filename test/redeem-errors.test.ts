@@ -133,6 +133,16 @@ describe("redeem errors", () => {
   });
 });
 
+test("answers 415 for a compressed body", async () => {
+  const response = await ctx.send(
+    "POST",
+    `/api/federation/enrollment/${generateToken()}`,
+    { csr: await validCsr() },
+    { auth: false, headers: { "content-encoding": "gzip" } },
+  );
+  await expectProblem(response, 415, "unsupported_media_type");
+});
+
 describe("redeem rate limit", () => {
   test("answers 429 with Retry-After and RateLimit headers", async () => {
     const csr = await validCsr();

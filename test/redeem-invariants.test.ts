@@ -256,6 +256,19 @@ describe("CSR checks before the claim", () => {
     expect((await ctx.redeem(enrollment.token, await csrFor(enrollment))).status).toBe(201);
   });
 
+  test("counts concurrent failures only to the limit", async () => {
+    const enrollment = await ctx.enrollment();
+    const wrong = await makeCsr(await generateKey(), { commonName: "someone-else" });
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => ctx.redeem(enrollment.token, wrong)),
+    );
+    const invalid = responses.filter((response) => response.status === 400).length;
+    const gone = responses.filter((response) => response.status === 410).length;
+    expect(invalid).toBeLessThanOrEqual(ctx.config.TOKEN_MAX_FAILED_ATTEMPTS);
+    expect(invalid + gone).toBe(20);
+    expect((await tokenRow(enrollment.tokenId)).failedAttempts).toBe(invalid);
+  });
+
   test("takes identity from the database", async () => {
     const enrollment = await ctx.enrollment();
     const csr = await makeCsr(await generateKey(), {

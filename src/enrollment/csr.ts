@@ -58,8 +58,14 @@ function checkKeyType(key: KeyObject): string {
       return "ed25519";
     case "rsa": {
       const bits = details.modulusLength ?? 0;
-      if (bits >= 2048 && bits <= 8192) return `rsa-${bits}`;
-      throw new CsrError(`RSA keys must be 2048 to 8192 bits, got ${bits}`);
+      if (bits < 2048 || bits > 8192) {
+        throw new CsrError(`RSA keys must be 2048 to 8192 bits, got ${bits}`);
+      }
+      // Small exponents such as 3 invite the attacks that 65537 became the norm to avoid.
+      if ((details.publicExponent ?? 0n) < 65537n) {
+        throw new CsrError("RSA keys must use a public exponent of at least 65537");
+      }
+      return `rsa-${bits}`;
     }
     default:
       throw new CsrError(KEY_TYPE_NOT_ALLOWED);
@@ -86,7 +92,7 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
   }
   if (!PEM_PATTERN.test(pem)) {
     throw new CsrError(
-      "the CSR must be PEM text beginning with -----BEGIN CERTIFICATE REQUEST-----",
+      "the CSR must be exactly one PEM block, -----BEGIN CERTIFICATE REQUEST----- to -----END CERTIFICATE REQUEST-----, with nothing around it",
     );
   }
   let request: x509.Pkcs10CertificateRequest;
@@ -98,6 +104,10 @@ export async function parseCsr(pem: string): Promise<ParsedCsr> {
   const spki = Buffer.from(request.publicKey.rawData);
   const key = importPublicKey(spki);
   const keyType = checkKeyType(key);
+  // SHA-1 signatures can be forged with chosen-prefix collisions, so they prove nothing.
+  if (request.signatureAlgorithm.hash?.name === "SHA-1") {
+    throw new CsrError("the CSR must be signed with SHA-256 or stronger, not SHA-1");
+  }
   let signatureValid = false;
   try {
     signatureValid = await verifyCsrSignature(request, key);

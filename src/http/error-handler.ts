@@ -20,7 +20,9 @@ const CONNECTION_ERROR_CODES = new Set([
 /** Tells whether an error means the database is unreachable rather than a failed statement. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  const code = (error as { code?: string }).code ?? "";
+  // Not every runtime error's code is a string; Bun's stream errors, for one, are not.
+  const raw = (error as { code?: unknown }).code;
+  const code = typeof raw === "string" ? raw : "";
   // SQLSTATE class 08 is connection exceptions; 57P01-57P03 are shutdown and cannot-connect-now.
   return CONNECTION_ERROR_CODES.has(code) || code.startsWith("08") || /^57P0[1-3]$/.test(code);
 }

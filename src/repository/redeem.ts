@@ -252,9 +252,16 @@ async function lostRace(
   );
   if (state && classifyToken(state, csr, deps.settings.maxFailedAttempts).kind === "replay") {
     deps.onOutcome?.("replayed");
+    await audit(deps.sql, input, state, 200, "success", "enrollment.replay", {});
     return { replayed: true, body: enrollmentBody(state, deps.ca.roots()) };
   }
   deps.onOutcome?.("gone");
+  // Audited like every other refusal, so a client racing the real peer leaves a trace.
+  if (state) {
+    await audit(deps.sql, input, state, 410, "denied", "enrollment.redeem", {
+      reason: "lost_race",
+    });
+  }
   throw new ProblemError("token_gone", {
     detail: "the enrollment token is being redeemed or was used",
   });
@@ -310,18 +317,23 @@ async function recordInvalidCsr(
   state: TokenState,
   error: CsrError,
 ): Promise<never> {
-  deps.onOutcome?.("invalid_csr");
-  // Counts toward the token's failure limit, so a stolen token cannot be probed indefinitely.
-  await deps.sql.begin(async (tx) => {
-    await tx`
+  // Counts toward the token's failure limit, so a stolen token cannot be probed indefinitely. The
+  // limit is checked in the same statement, so concurrent failures cannot count past it.
+  const counted = await deps.sql.begin(async (tx) => {
+    const [row] = await tx`
       update federation_enrollment_tokens set failed_attempts = failed_attempts + 1
-      where id = ${state.id}
+      where id = ${state.id} and failed_attempts < ${deps.settings.maxFailedAttempts}
+      returning id
     `;
+    if (!row) return false;
     await audit(tx, input, state, 400, "failure", "enrollment.redeem", {
       reason: "invalid_csr",
       message: error.message,
     });
+    return true;
   });
+  if (!counted) await rejectGone(deps, input, state, "too_many_failed_attempts", false);
+  deps.onOutcome?.("invalid_csr");
   throw new ProblemError("invalid_csr", { detail: error.message });
 }
 

@@ -99,7 +99,10 @@ async function enrollPeer(
       ...(command.ttl ? { ttlSeconds: command.ttl } : {}),
     }),
   );
+  // npx finds federation-enroll in a checkout or an install of this package, where the bare name
+  // is not on PATH.
   const enrollCommand = [
+    "npx",
     "federation-enroll",
     "--url",
     shellWord(peerBaseUrl(token, baseUrl)),

@@ -28,7 +28,17 @@ export function bodyLimit(maxBytes: number) {
     const chunks: Uint8Array[] = [];
     let size = 0;
     for (;;) {
-      const { done, value } = await reader.read();
+      let chunk: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        // The client closed the connection or stalled mid-upload; there is no body to answer.
+        throw new ProblemError("validation_failed", {
+          detail: "the request body could not be read completely",
+          cause: error,
+        });
+      }
+      const { done, value } = chunk;
       if (done) break;
       size += value.byteLength;
       if (size > maxBytes) {

@@ -11,5 +11,12 @@ export const requireJson = createMiddleware(async function requireJson(c, next) 
       detail: `Content-Type must be application/json, got ${mediaType ? JSON.stringify(mediaType) : "none"}`,
     });
   }
+  // A compressed body would be parsed as if it were plain JSON; nothing here decompresses it.
+  const encoding = c.req.header("content-encoding")?.trim().toLowerCase();
+  if (encoding && encoding !== "identity") {
+    throw new ProblemError("unsupported_media_type", {
+      detail: `Content-Encoding ${JSON.stringify(encoding)} is not supported; send the body uncompressed`,
+    });
+  }
   await next();
 });
