@@ -1,4 +1,4 @@
-/** What the service asks a CA to sign. Identity comes from the database, never from the CSR. */
+/** A request to a CA to sign a client certificate. Identity comes from the database, never from the CSR. */
 export interface SignRequest {
   csrPem: string;
   /** Peer name: the certificate's common name. */

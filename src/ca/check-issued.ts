@@ -15,7 +15,7 @@ export interface ExpectedIdentity {
 
 /**
  * Checks that a certificate returned by a CA is the one that was asked for: the CSR's public key,
- * the peer's common name and both identity extensions. A CA that answers with anything else is
+ * the peer's common name and both identity extensions. A CA that returns anything else is
  * treated as a failed CA call, so a wrong certificate is never delivered.
  */
 export function checkIssuedCertificate(

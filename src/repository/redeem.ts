@@ -66,14 +66,14 @@ class LostClaimError extends Error {
 /**
  * Trades an enrollment token and a CSR for a client certificate.
  *
- * Order matters for the invariants: the token format and the CSR are checked before any claim;
- * the token is claimed by one atomic UPDATE before the CA is called; the CA call happens outside
- * any transaction; then one transaction marks the token used, activates the grant, records the
- * serial on the peer and writes the audit row, and it does so only while the claim is still ours.
+ * Order matters for the invariants. The token format and the CSR are checked before any claim.
+ * The token is claimed by one atomic UPDATE before the CA is called, and the CA call happens
+ * outside any transaction. Then one transaction marks the token used, activates the grant,
+ * records the serial on the peer and writes the audit row, but only while the claim is ours.
  */
 export async function redeem(deps: RedeemDeps, input: RedeemInput): Promise<RedeemResult> {
   const outcome = (name: RedeemOutcome) => deps.onOutcome?.(name);
-  // A mistyped token fails its checksum and is answered without touching the database. It gets
+  // A mistyped token fails its checksum and is rejected without touching the database. It gets
   // the same 404 body as an unknown token; only its latency differs, and that reveals nothing,
   // since the checksum is public.
   if (!isWellFormedToken(input.token)) {

@@ -133,7 +133,7 @@ export class StepCa implements CertificateAuthority {
   async checkReady(): Promise<void> {
     const response = await this.call({ method: "GET", url: `${this.url}/health` });
     if (response.status !== 200) {
-      throw new CaError("unavailable", `step-ca /health answered ${response.status}`);
+      throw new CaError("unavailable", `step-ca /health returned status ${response.status}`);
     }
   }
 
@@ -172,7 +172,7 @@ export class StepCa implements CertificateAuthority {
     try {
       this.limits = limitsFromListing(JSON.parse(response.text), this.options.provisionerName);
     } catch (error) {
-      throw new CaError("bad_response", "step-ca answered /provisioners with a malformed body", {
+      throw new CaError("bad_response", "step-ca returned a malformed /provisioners body", {
         cause: error,
       });
     }
@@ -256,9 +256,13 @@ export class StepCa implements CertificateAuthority {
         : response.status >= 500
           ? "bad_response"
           : "rejected";
-    throw new CaError(kind, `step-ca ${operation} answered ${response.status}: ${message}`, {
-      upstreamStatus: response.status,
-    });
+    throw new CaError(
+      kind,
+      `step-ca ${operation} failed with status ${response.status}: ${message}`,
+      {
+        upstreamStatus: response.status,
+      },
+    );
   }
 
   private parseSignResponse(text: string): SignedCertificate {
@@ -280,7 +284,7 @@ export class StepCa implements CertificateAuthority {
         notAfter: leaf.notAfter,
       };
     } catch (error) {
-      throw new CaError("bad_response", "step-ca answered sign with a malformed body", {
+      throw new CaError("bad_response", "step-ca returned a malformed sign body", {
         cause: error,
       });
     }
